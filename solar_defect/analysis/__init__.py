@@ -1,0 +1,1 @@
+"""Sensitivity analysis: image features, quantile binning, tables and figures."""

@@ -1,0 +1,73 @@
+"""Every experiment composes, and runs a fast_dev_run through `train` on synthetic data."""
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from solar_defect.cli import CONFIG_DIR
+from solar_defect.train import train
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+
+
+def test_experiment_list_is_complete():
+    assert {"quickstart", "seed_baseline", "seed_flip", "seed_all_classes", "seed_targeted"} <= set(
+        EXPERIMENTS
+    )
+
+
+def test_train_config_defaults(compose_config, tmp_path):
+    cfg = compose_config([f"hydra.run.dir={tmp_path}/run"])
+    assert cfg.model.name == "resnet50"
+    assert cfg.data.protocol == "seed"
+    assert cfg.data.augmentation.name == "none"
+    assert cfg.callbacks.sensitivity.num_bins == 5
+    assert cfg.paths.output_dir == f"{tmp_path}/run"
+
+
+@pytest.mark.parametrize(
+    ("experiment", "model", "augmentation", "size"),
+    [
+        ("quickstart", "resnet18", "targeted_online", 128),
+        ("seed_baseline", "resnet50", "none", 224),
+        ("seed_flip", "resnet50", "flip", 224),
+        ("seed_all_classes", "resnet50", "all_classes", 224),
+        ("seed_targeted", "resnet50", "targeted", 224),
+    ],
+)
+def test_experiment_settings(compose_config, tmp_path, experiment, model, augmentation, size):
+    cfg = compose_config([f"experiment={experiment}", f"hydra.run.dir={tmp_path}/run"])
+    assert (cfg.model.name, cfg.data.augmentation.name, cfg.data.image_size) == (
+        model,
+        augmentation,
+        size,
+    )
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_runs_fast_dev_run(compose_config, tiny_overrides, experiment):
+    overrides = [o for o in tiny_overrides if not o.startswith(("model=", "trainer="))]
+    cfg = compose_config(
+        [f"experiment={experiment}", *overrides, "debug=fdr", "data.image_size=32"]
+    )
+    results = train(cfg)
+    assert set(results["val"]) >= {"val/acc", "val/recall/defective", "val/auroc"}
+    metrics = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert metrics["val_counts"] == {"functional": 8, "defective": 8}
+
+
+@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp", "ddp_sim"])
+def test_trainer_configs_compose(compose_config, tmp_path, trainer):
+    cfg = compose_config([f"trainer={trainer}", f"hydra.run.dir={tmp_path}/run"])
+    assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
+    if trainer in ("ddp", "ddp_sim"):
+        assert cfg.trainer.sync_batchnorm
+
+
+def test_logger_configs_instantiate(compose_config, tmp_path):
+    cfg = compose_config(["logger=many", f"hydra.run.dir={tmp_path}/run"])
+    loggers = [instantiate(node) for node in cfg.logger.values()]
+    assert [type(lg).__name__ for lg in loggers] == ["TensorBoardLogger", "CSVLogger"]
+    assert Path(loggers[0].log_dir) == tmp_path / "run" / "tensorboard"
