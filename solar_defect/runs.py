@@ -69,6 +69,11 @@ def write_json(path: Path, payload: Mapping[str, Any]) -> None:
     tmp.replace(path)
 
 
+def read_report(path: Path) -> dict[str, Any] | None:
+    """A sensitivity report written by the callback (in any process), if there is one."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def print_summary(
     title: str,
     metrics: Mapping[str, float],
@@ -99,4 +104,4 @@ def print_summary(
     if report:
         for feature in table_features:
             if feature in report["features"]:
-                console.print(f"\n{seed_table(report, feature)}")
+                console.print(f"\n{seed_table(report, feature)}", markup=False)

@@ -13,13 +13,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from solar_defect.analysis.callback import SensitivityCallback
 from solar_defect.cli import CONFIG_DIR, user_errors
 from solar_defect.runs import (
     as_floats,
     check_writable,
     instantiate_all,
     print_summary,
+    read_report,
     resolve_ckpt_path,
     write_json,
 )
@@ -32,7 +32,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     check_writable(output_dir)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
-    pl.seed_everything(cfg.seed, workers=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -68,7 +68,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         write_json(output_dir / "metrics.json", results)
-        sensitivity = next((c for c in callbacks if isinstance(c, SensitivityCallback)), None)
         print_summary(
             "solar-train: validation of the best checkpoint",
             results["val"],
@@ -79,7 +78,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 "metrics": str(output_dir / "metrics.json"),
                 "TensorBoard": f"tensorboard --logdir {output_dir}",
             },
-            sensitivity.last_report if sensitivity else None,
+            read_report(output_dir / "sensitivity" / "validate.json"),
         )
     return results
 

@@ -63,7 +63,8 @@ def test_trainer_configs_compose(compose_config, tmp_path, trainer):
     cfg = compose_config([f"trainer={trainer}", f"hydra.run.dir={tmp_path}/run"])
     assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
     if trainer in ("ddp", "ddp_sim"):
-        assert cfg.trainer.sync_batchnorm
+        assert cfg.trainer.strategy in ("ddp", "ddp_spawn")
+    assert cfg.trainer.get("sync_batchnorm", False) == (trainer == "ddp")
 
 
 def test_logger_configs_instantiate(compose_config, tmp_path):

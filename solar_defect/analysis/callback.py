@@ -84,7 +84,6 @@ class SensitivityCallback(pl.Callback):
         self.features = list(features)
         self.num_bins, self.min_count, self.log_figures = num_bins, min_count, log_figures
         self.store = PredictionStore()
-        self.last_report: dict[str, Any] | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.store = self.store.to(pl_module.device)
@@ -136,7 +135,6 @@ class SensitivityCallback(pl.Callback):
             epoch,
             self.min_count,
         )
-        self.last_report = report
         if trainer.is_global_zero:
             self._write(report, tag, data, index, probs)
             self._log_tensorboard(trainer, report, data.labels[index], preds, split)

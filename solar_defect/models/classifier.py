@@ -9,7 +9,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torchmetrics import MaxMetric
+from torchmetrics import MaxMetric, MeanMetric
 
 from solar_defect.errors import UserInputError
 from solar_defect.models.backbone import GrayClassifier, build_backbone
@@ -65,6 +65,8 @@ class DefectClassifier(pl.LightningModule):
         self.metrics = nn.ModuleDict(
             {f"{s}_metrics": metrics.clone(prefix=f"{s}/") for s in STAGES}
         )
+        # the loss as a metric too: synced once per epoch on every rank, no per-step `log`
+        self.losses = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in STAGES})
         self.val_acc_best = MaxMetric()
         self.checkpoint_epoch: int | None = None  # epoch of the checkpoint evaluated, if any
 
@@ -79,15 +81,7 @@ class DefectClassifier(pl.LightningModule):
         loss = self.criterion(logits, labels)
         probs = logits.detach().float().softmax(dim=1)
         self.metrics[f"{stage}_metrics"].update(probs, labels)
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            batch_size=len(labels),
-            prog_bar=stage != "test",
-            sync_dist=True,
-        )
+        self.losses[f"{stage}_loss"].update(loss.detach(), weight=len(labels))
         return {"loss": loss, "probs": probs, "index": index}
 
     def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
@@ -104,7 +98,9 @@ class DefectClassifier(pl.LightningModule):
 
     def _log_epoch(self, stage: str) -> dict[str, torch.Tensor]:
         values = self.metrics[f"{stage}_metrics"].compute()  # synced across ranks by torchmetrics
+        values[f"{stage}/loss"] = self.losses[f"{stage}_loss"].compute()
         self.metrics[f"{stage}_metrics"].reset()
+        self.losses[f"{stage}_loss"].reset()
         self.log_dict(values, prog_bar=False)
         return values
 
