@@ -1,13 +1,16 @@
 """Recipe parsing, expansion plans, per-sample determinism and class balancing."""
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import WeightedRandomSampler
 
+from solar_defect.cli import CONFIG_DIR
 from solar_defect.data.augment import DEFAULT_PARAMS, TRANSFORMS, apply_transform
 from solar_defect.data.recipes import (
     Recipe,
@@ -27,15 +30,11 @@ CLASSES = ["functional", "defective"]
 # The seed's training split: 754 functional + 358 defective.
 SEED_LABELS = np.repeat([0, 1], [754, 358])
 AUGMENTING = ["identity", "hflip", "brightness", "clarity"]
-# Mirrors of the Hydra presets conf/augmentation/{none,flip,all_classes,targeted}.yaml.
+# The Hydra presets themselves, so a changed YAML file is what the tests see.
 PRESETS: dict[str, dict[str, Any]] = {
-    "none": {"name": "none", "mode": "expand", "classes": {}},
-    "flip": {"name": "flip", "classes": {c: ["identity", "hflip"] for c in CLASSES}},
-    "all_classes": {"name": "all_classes", "classes": dict.fromkeys(CLASSES, AUGMENTING)},
-    "targeted": {
-        "name": "targeted",
-        "classes": {"functional": ["identity", "hflip"], "defective": AUGMENTING},
-    },
+    path.stem: OmegaConf.to_container(OmegaConf.load(path))
+    for path in sorted((Path(CONFIG_DIR) / "augmentation").glob("*.yaml"))
+    if path.stem in ("none", "flip", "all_classes", "targeted")
 }
 
 
