@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,8 @@ class SensitivityCallback(pl.Callback):
         self.features = list(features)
         self.num_bins, self.min_count, self.log_figures = num_bins, min_count, log_figures
         self.store = PredictionStore()
+        self._renderer: ThreadPoolExecutor | None = None  # made on first use: spawn pickles us
+        self._pending: list[Future] = []
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.store = self.store.to(pl_module.device)
@@ -155,24 +158,61 @@ class SensitivityCallback(pl.Callback):
     def _log_tensorboard(
         self, trainer: pl.Trainer, report: dict, labels: np.ndarray, preds: np.ndarray, split: str
     ) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if not loggers:
-            return
-        step = trainer.current_epoch
+        """Render in a worker thread: figures take ~0.5 s, the loop should not wait for them."""
+        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if writers:
+            if self._renderer is None:
+                self._renderer = ThreadPoolExecutor(1, thread_name_prefix="sensitivity-figures")
+            step = trainer.current_epoch
+            self._pending.append(
+                self._renderer.submit(self._render, writers, report, labels, preds, split, step)
+            )
+
+    def _render(
+        self,
+        writers: list[Any],
+        report: dict,
+        labels: np.ndarray,
+        preds: np.ndarray,
+        split: str,
+        step: int,
+    ) -> None:
         tables = "\n\n".join(f"### {f}\n\n{seed_table(report, f)}" for f in self.features)
         tables += "\n\n### findings\n\n" + findings_text(report)
         k = len(report["class_names"])
         matrix = np.bincount(labels * k + preds, minlength=k * k).reshape(k, k)
-        for logger in loggers:
-            writer = logger.experiment
-            writer.add_text(f"{split}/sensitivity_tables", tables, step)
-            if not self.log_figures:
-                continue
+        images = {}
+        if self.log_figures:
             for feature in self.features:
-                image = figure_to_array(sensitivity_heatmap(report, feature))
-                writer.add_image(f"{split}/sensitivity/{feature}", image, step, dataformats="HWC")
-            image = figure_to_array(confusion_matrix_figure(matrix, report["class_names"]))
-            writer.add_image(f"{split}/confusion_matrix", image, step, dataformats="HWC")
+                images[f"{split}/sensitivity/{feature}"] = sensitivity_heatmap(report, feature)
+            images[f"{split}/confusion_matrix"] = confusion_matrix_figure(
+                matrix, report["class_names"]
+            )
+        arrays = {tag: figure_to_array(figure) for tag, figure in images.items()}
+        for writer in writers:
+            writer.add_text(f"{split}/sensitivity_tables", tables, step)
+            for tag, array in arrays.items():
+                writer.add_image(tag, array, step, dataformats="HWC")
+
+    def _finish_rendering(self) -> None:
+        """Wait for pending figures; a failed figure is logged, never fatal to training."""
+        for future in self._pending:
+            try:
+                future.result()
+            except Exception as err:  # a figure must not take a finished training down
+                log.warning("Sensitivity figures were not logged: %s", err)
+        self._pending.clear()
+        if self._renderer is not None:
+            self._renderer.shutdown()
+            self._renderer = None
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._finish_rendering()
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self._finish_rendering()
 
 
 def write_predictions(
