@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -15,9 +14,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from solar_defect.analysis.callback import SensitivityCallback
+from solar_defect.analysis.gradcam import REPORT_FIGURE
 from solar_defect.analysis.operating_point import operating_point
 from solar_defect.analysis.report import read_predictions, write_report
-from solar_defect.cli import CONFIG_DIR, user_errors
+from solar_defect.cli import hydra_main
 from solar_defect.errors import UserInputError
 from solar_defect.models.classifier import DefectClassifier
 from solar_defect.runs import (
@@ -103,7 +103,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
         write_json(output_dir / "metrics.json", results)
         sensitivity = json.loads((output_dir / "sensitivity" / "validate.json").read_text())
-        report = write_report(output_dir, results, sensitivity, predictions)
+        gradcam = [REPORT_FIGURE] if (output_dir / REPORT_FIGURE.path).is_file() else []
+        report = write_report(output_dir, results, sensitivity, predictions, gradcam)
         print_summary(
             "solar-eval: validation",
             results["val"],
@@ -194,12 +195,11 @@ def _describe(point: dict[str, Any]) -> str:
     )
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+@hydra_main("solar-eval", config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Console entry point."""
-    with user_errors("solar-eval"):
-        OmegaConf.resolve(cfg)
-        evaluate(cfg)
+    OmegaConf.resolve(cfg)
+    evaluate(cfg)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,8 @@ def check_writable(output_dir: Path) -> None:
     """Fail before any work when the run directory cannot be written."""
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        probe = output_dir / ".write_test"
+        # per process: under torchrun or SLURM every rank runs this in the same directory
+        probe = output_dir / f".write_test.{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as err:
@@ -41,6 +44,11 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
         raise UserInputError(
             f"ckpt_path {path} not found: give a .ckpt file, or ckpt_path=last with "
             "hydra.run.dir=<the run to resume>"
+        )
+    if not zipfile.is_zipfile(path):  # what torch.save writes; torch's own error is cryptic
+        raise UserInputError(
+            f"ckpt_path {path} is not a readable checkpoint (not a file torch.save wrote): "
+            "give a .ckpt file written by solar-train"
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from solar_defect.cli import CONFIG_DIR, user_errors
+from solar_defect.cli import EXIT_INTERRUPTED, hydra_main
+from solar_defect.errors import UserInputError
+from solar_defect.models.classifier import DefectClassifier
+from solar_defect.resume import InterruptCheckpoint, RngState
 from solar_defect.runs import (
     as_floats,
     check_writable,
@@ -28,7 +33,11 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one training job from a composed config; returns what `metrics.json` holds."""
+    """Run one training job from a composed config; returns what `metrics.json` holds.
+
+    Every input is checked (data, model, callbacks, trainer, checkpoint) before anything is
+    written to the run directory, so a bad command leaves an earlier run there as it was.
+    """
     output_dir = Path(cfg.paths.output_dir)
     check_writable(output_dir)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
@@ -37,35 +46,43 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    _write_skipped(output_dir, datamodule.skipped_paths)
     model = instantiate(
         cfg.model,
         class_names=datamodule.class_names,
         class_weights=datamodule.loss_weights(),
         _convert_="all",
     )
-    callbacks = instantiate_all(cfg.get("callbacks"))
+    if ckpt_path:
+        check_resumable(ckpt_path, model)
+    interrupt = InterruptCheckpoint()
+    callbacks = [*instantiate_all(cfg.get("callbacks")), RngState(), interrupt]
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=instantiate_all(cfg.get("logger")) or False
     )
-    train_counts, val_counts = datamodule.counts("train"), datamodule.counts("val")
-    log.info("Training on %s, validating on %s", train_counts, val_counts)
-
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-
-    best = _best_checkpoint(trainer)
-    val = trainer.validate(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-    test = []
-    if cfg.get("test") and "test" in datamodule.datasets:
-        test = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-    results = {
-        "val": as_floats(val[0]) if val else {},
-        "test": as_floats(test[0]) if test else {},
-        "best_checkpoint": best,
-        "train_counts": train_counts,
-        "val_counts": val_counts,
+    results: dict[str, Any] = {
+        "val": {},
+        "test": {},
+        "best_checkpoint": "",
+        "train_counts": datamodule.counts("train"),
+        "val_counts": datamodule.counts("val"),
         "overrides": _overrides(),
     }
+    if trainer.is_global_zero:
+        _write_skipped(output_dir, datamodule.skipped_paths)
+    log.info("Training on %s, validating on %s", results["train_counts"], results["val_counts"])
+
+    with _end_cleanly_on_interrupt(trainer, interrupt, output_dir, results):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        best = _best_checkpoint(trainer)
+        val = trainer.validate(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        test = []
+        if cfg.get("test") and "test" in datamodule.datasets:
+            test = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    results.update(
+        val=as_floats(val[0]) if val else {},
+        test=as_floats(test[0]) if test else {},
+        best_checkpoint=best,
+    )
     if trainer.is_global_zero:
         write_json(output_dir / "metrics.json", results)
         print_summary(
@@ -83,6 +100,52 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
+def check_resumable(ckpt_path: str, model: DefectClassifier) -> None:
+    """A checkpoint to resume from must hold this model: same backbone, same classes."""
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    saved = checkpoint.get("hyper_parameters") or {}
+    for key in ("name", "class_names"):
+        if key in saved and saved[key] != model.hparams[key]:
+            raise UserInputError(
+                f"ckpt_path {ckpt_path} holds a model with {key}={saved[key]!r}, this run has "
+                f"{model.hparams[key]!r}: resume with the overrides the run was trained with"
+            )
+
+
+@contextmanager
+def _end_cleanly_on_interrupt(
+    trainer: pl.Trainer,
+    interrupt: InterruptCheckpoint,
+    output_dir: Path,
+    results: dict[str, Any],
+) -> Iterator[None]:
+    """After Ctrl-C (Lightning stops with exit 1): partial metrics.json, then exit 130.
+
+    `val` holds the metrics of the last validation epoch, not of the best checkpoint.
+    """
+    try:
+        yield
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        if trainer.is_global_zero:
+            results.update(
+                interrupted=True,
+                val=as_floats(
+                    {k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+                ),
+                best_checkpoint=_best_checkpoint(trainer),
+                last_checkpoint=interrupt.saved or "",
+            )
+            write_json(output_dir / "metrics.json", results)
+            log.warning(
+                "Interrupted: partial metrics in %s; go on with ckpt_path=last hydra.run.dir=%s",
+                output_dir / "metrics.json",
+                output_dir,
+            )
+        raise SystemExit(EXIT_INTERRUPTED) from None
+
+
 def _best_checkpoint(trainer: pl.Trainer) -> str:
     callback = trainer.checkpoint_callback
     if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
@@ -95,16 +158,19 @@ def _overrides() -> list[str]:
 
 
 def _write_skipped(output_dir: Path, skipped: list[str]) -> None:
+    """The files `data.on_bad_image=skip` left out, one relative path a line (none: no file)."""
+    path = output_dir / "skipped_images.txt"
     if skipped:
-        (output_dir / "skipped_images.txt").write_text("\n".join(skipped) + "\n")
+        path.write_text("\n".join(skipped) + "\n", encoding="utf-8")
+    else:
+        path.unlink(missing_ok=True)  # an earlier run's list in this directory no longer holds
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra_main("solar-train", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Console entry point; returns the optimised metric for sweepers."""
-    with user_errors("solar-train"):
-        OmegaConf.resolve(cfg)
-        results = train(cfg)
+    OmegaConf.resolve(cfg)
+    results = train(cfg)
     metric = cfg.get("optimized_metric")
     return results["val"].get(metric) if metric else None
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SOLAR_TRAIN, run_cli, tiny_run_overrides
+from tests.test_errors import snapshot, write_previous_run
 
 
 def test_fast_dev_run_through_the_console_script(synthetic_root, tmp_path):
@@ -45,12 +46,6 @@ def test_real_elpv_smoke_run_has_the_seed_split(tmp_path):
     assert (run / "checkpoints" / "last.ckpt").is_file()
 
 
-def _bad_labels_csv(tmp_path: Path, rows: str) -> list[str]:
-    csv = tmp_path / "labels.csv"
-    csv.write_text("path,label\n" + rows)
-    return ["data=csv", f"data.csv_path={csv}"]
-
-
 def _corrupt_copy(synthetic_root: Path, tmp_path: Path) -> list[str]:
     root = tmp_path / "corrupt"
     shutil.copytree(synthetic_root, root)
@@ -58,33 +53,46 @@ def _corrupt_copy(synthetic_root: Path, tmp_path: Path) -> list[str]:
     return ["data=folder", f"data.root={root}"]
 
 
+def _below_a_file(synthetic_root: Path, tmp_path: Path) -> list[str]:
+    (tmp_path / "a_file").write_text("")
+    return [f"hydra.run.dir={tmp_path / 'a_file' / 'run'}"]
+
+
+# Through the real console script: what Hydra does before our code runs (compose the config,
+# create the run directory) and a few data/model errors end to end. test_errors.py has the rest.
 BAD_INPUTS = {
-    "missing data.root": (
-        lambda root, tmp: ["data=folder", f"data.root={tmp / 'nowhere'}"],
-        "is not an existing folder",
-    ),
     "corrupt image": (_corrupt_copy, "cannot decode image"),
-    "unknown protocol": (lambda root, tmp: ["data.protocol=strict"], "unknown data.protocol"),
-    "unknown class": (
-        lambda root, tmp: _bad_labels_csv(tmp, "a.png,functional\nb.png,cracked\n"),
-        "unknown class label(s) ['cracked']",
+    "negative learning rate": (
+        lambda root, tmp: ["model.optimizer.lr=-1"],
+        "model.optimizer.lr must be > 0",
     ),
-    "class left empty": (
-        lambda root, tmp: _bad_labels_csv(tmp, "a.png,0\nb.png,0.6666667\n"),
-        "have no images under protocol 'seed'",
+    "run directory Hydra cannot create": (
+        lambda root, tmp: ["hydra.run.dir=/proc/solar_defect_run"],
+        "cannot write the run directory (/proc/solar_defect_run: No such file or directory)",
     ),
-    "unknown model": (lambda root, tmp: ["model.name=resnet51"], "is not a torchvision"),
-    "absent weights": (
-        lambda root, tmp: ["model.weights=DEFAULT"],
-        "are not in the torch hub cache",
+    "run directory below a file": (_below_a_file, "cannot write the run directory"),
+    "override of a key the config lacks": (
+        lambda root, tmp: ["data.augmentation.classes.defective=[twirl]"],
+        "Could not override 'data.augmentation.classes.defective'. To append to your config use "
+        "+data.augmentation.classes.defective=[twirl]",
+    ),
+    "unknown config group option": (
+        lambda root, tmp: ["trainer=tpu"],
+        "Could not find 'trainer/tpu' Available options in 'trainer': cpu, ddp",
     ),
 }
 
 
+def _outside_hydra_records(name: str) -> bool:
+    """Hydra records each launch (.hydra/, the log); the run's own files must stay as they were."""
+    return name.startswith(".hydra") or name.endswith(".log")
+
+
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_gives_one_line_and_exit_2(synthetic_root, tmp_path, monkeypatch, case):
+def test_bad_input_gives_one_line_and_exit_2(synthetic_root, tmp_path, case):
     make_overrides, message = BAD_INPUTS[case]
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    run_dir = tmp_path / "run"
+    before = write_previous_run(run_dir)
     overrides = tiny_run_overrides(synthetic_root, tmp_path) + make_overrides(
         synthetic_root, tmp_path
     )
@@ -95,3 +103,4 @@ def test_bad_input_gives_one_line_and_exit_2(synthetic_root, tmp_path, monkeypat
     assert lines[0].startswith("solar-train: error: ")
     assert message in lines[0]
     assert "Traceback" not in result.stdout + result.stderr
+    assert snapshot(run_dir, skip=_outside_hydra_records) == before

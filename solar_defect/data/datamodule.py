@@ -78,6 +78,11 @@ class ELDataModule(pl.LightningDataModule):
         super().__init__()
         if balance not in BALANCE_METHODS:
             raise UserInputError(f"unknown balance {balance!r}: use one of {list(BALANCE_METHODS)}")
+        if on_bad_image not in cache.BAD_IMAGE_POLICIES:  # checked here too: a cache hit skips it
+            raise UserInputError(
+                f"data.on_bad_image must be one of {list(cache.BAD_IMAGE_POLICIES)}, "
+                f"got {on_bad_image!r}"
+            )
         if image_size < 16 or batch_size < 1 or num_workers < 0:
             raise UserInputError(
                 "data.image_size must be >= 16, data.batch_size >= 1 and data.num_workers >= 0, "
@@ -99,6 +104,8 @@ class ELDataModule(pl.LightningDataModule):
         self.splits: dict[str, np.ndarray] = {}
         self.recipe: recipes.Recipe | None = None
         self.datasets: dict[str, CellDataset] = {}
+        self._generator: torch.Generator | None = None  # the weighted sampler's
+        self._generator_state: torch.Tensor | None = None
 
     # -- loading -------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -226,11 +233,29 @@ class ELDataModule(pl.LightningDataModule):
         sampler: Sampler | None = None
         if self.balance == "sampler":
             weights = recipes.sampler_weights(dataset.labels, self.num_classes)
-            generator = torch.Generator().manual_seed(self.seed)
             sampler = WeightedRandomSampler(
-                torch.as_tensor(weights, dtype=torch.double), len(dataset), generator=generator
+                torch.as_tensor(weights, dtype=torch.double),
+                len(dataset),
+                generator=self._sampler_generator(),
             )
         return self._loader(dataset, shuffle=sampler is None, sampler=sampler)
+
+    def _sampler_generator(self) -> torch.Generator:
+        """One generator per run, seeded by `seed`, continued from a checkpoint on resume."""
+        if self._generator is None:
+            self._generator = torch.Generator().manual_seed(self.seed)
+            if self._generator_state is not None:
+                self._generator.set_state(self._generator_state)
+        return self._generator
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints: a resumed run then draws the batches the stopped one would have."""
+        if self._generator is None:
+            return {}
+        return {"sampler_generator": self._generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._generator_state = state_dict.get("sampler_generator")
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.datasets["val"])
@@ -257,8 +282,15 @@ class ELDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=collate_batch,
             pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            # Online augmentation draws from each worker's RNG, which Lightning seeds when the
+            # worker starts: fresh workers per epoch make those draws a function of the main
+            # process's RNG, which a checkpoint restores, so a resumed run augments identically.
+            persistent_workers=self.num_workers > 0 and not _draws_online(dataset),
         )
+
+
+def _draws_online(dataset: CellDataset) -> bool:
+    return dataset.recipe is not None and dataset.recipe.mode == "online"
 
 
 def _world_size(trainer: pl.Trainer | None) -> int:

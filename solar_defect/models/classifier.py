@@ -16,6 +16,8 @@ from solar_defect.models.backbone import GrayClassifier, build_backbone
 from solar_defect.models.metrics import classification_metrics
 
 STAGES = ("train", "val", "test")
+# checkpoint key of the data facts inference needs (`{"image_size": S}`)
+CHECKPOINT_META = "solar_defect"
 
 
 class DefectClassifier(pl.LightningModule):
@@ -68,6 +70,7 @@ class DefectClassifier(pl.LightningModule):
         # the loss as a metric too: synced once per epoch on every rank, no per-step `log`
         self.losses = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in STAGES})
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # in checkpoints, so a resumed run keeps its best
         self.checkpoint_epoch: int | None = None  # epoch of the checkpoint evaluated, if any
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -104,19 +107,24 @@ class DefectClassifier(pl.LightningModule):
         self.log_dict(values, prog_bar=False)
         return values
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # What inference needs besides weights and classes: the side images were resized to.
+        # The data module owns it, so it is read here rather than duplicated as a hparam.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "image_size"):
+            checkpoint[CHECKPOINT_META] = {"image_size": int(datamodule.image_size)}
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.checkpoint_epoch = checkpoint.get("epoch")
-
-    def on_train_start(self) -> None:
-        self.val_acc_best.reset()  # forget the sanity check's validation
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
 
     def on_validation_epoch_end(self) -> None:
         values = self._log_epoch("val")
-        self.val_acc_best.update(values["val/acc"])
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+        if not self.trainer.sanity_checking:  # a sanity check sees two batches, not the split
+            self.val_acc_best.update(values["val/acc"])
+            self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
