@@ -166,3 +166,23 @@ def test_cli_on_an_empty_dir_says_so_in_one_line(tmp_path):
     assert result.stdout == ""
     assert result.stderr.strip().count("\n") == 0
     assert result.stderr.startswith("solar-compare: error: no runs under")
+
+
+def test_interrupted_runs_are_left_out(tmp_path):
+    import json
+
+    from solar_defect.analysis.comparison import comparison_rows
+
+    for job, (acc, interrupted) in enumerate([(0.8, False), (0.2, True)]):
+        run = tmp_path / str(job)
+        run.mkdir()
+        payload = {
+            "val": {"val/acc": acc, "val/recall/functional": acc, "val/recall/defective": acc},
+            "train_counts": {"functional": 4, "defective": 2},
+            "overrides": [f"seed={job}"],
+            "interrupted": interrupted,
+        }
+        (run / "metrics.json").write_text(json.dumps(payload))
+    rows = comparison_rows([tmp_path / "0", tmp_path / "1"])
+    assert rows[0]["n_seeds"] == 1
+    assert rows[0]["metrics"]["acc"][0] == 0.8

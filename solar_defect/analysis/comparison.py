@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import math
 import re
 import sys
@@ -28,6 +29,8 @@ METRICS_FILE = "metrics.json"
 SEED_KEY = "seed"
 # An en dash marks a metric that is missing (or NaN) in some run of the setting.
 NULL_CELL = "\u2013"
+
+log = logging.getLogger(__name__)
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
@@ -80,6 +83,13 @@ def comparison_rows(run_dirs: Sequence[str | Path], stage: str = "val") -> list[
         std NaN for one seed). Class names come from the runs' `train_counts` and metric keys.
     """
     runs = [(Path(d), load_run(Path(d))) for d in run_dirs]
+    # a Ctrl-C'd run reports its last epoch, not its best checkpoint: not comparable
+    interrupted = [str(d) for d, payload in runs if payload.get("interrupted")]
+    if interrupted:
+        log.warning("Leaving out interrupted run(s): %s", ", ".join(interrupted))
+        runs = [(d, payload) for d, payload in runs if not payload.get("interrupted")]
+    if not runs:
+        raise UserInputError("every run given was interrupted: resume them with ckpt_path=last")
     classes = _class_names([payload for _, payload in runs], stage)
     groups: dict[frozenset[str], list[tuple[Path, dict[str, Any]]]] = {}
     for run_dir, payload in runs:
