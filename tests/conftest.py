@@ -84,22 +84,40 @@ def tiny_run_overrides(data_root: Path, run_dir: Path) -> list[str]:
     ]
 
 
+def compose_as_cli(overrides: list[str], cwd: Path, config_name: str = "train") -> DictConfig:
+    """Compose a primary config as the CLI would, with the Hydra run config set."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = cfg.hydra.run.dir
+        cfg.hydra.runtime.cwd = str(cwd)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
 @pytest.fixture
 def compose_config(tmp_path: Path) -> Callable[..., DictConfig]:
-    """Compose `train.yaml` (or another primary config) as the CLI would, hydra config set."""
+    """`compose_as_cli` in this test's temporary directory."""
 
     def _compose(overrides: list[str], config_name: str = "train") -> DictConfig:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = cfg.hydra.run.dir
-            cfg.hydra.runtime.cwd = str(tmp_path)
-        HydraConfig.instance().set_config(cfg)
-        return cfg
+        return compose_as_cli(overrides, tmp_path, config_name)
 
-    yield _compose
-    GlobalHydra.instance().clear()
+    return _compose
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Best checkpoint of a two-epoch 32 px run on the synthetic set (its run dir beside it).
+
+    Shared by tests that only read it (predict, export), so the suite trains it once.
+    """
+    from solar_defect.train import train
+
+    run_dir = tmp_path_factory.mktemp("tiny_train")
+    overrides = [*tiny_run_overrides(synthetic_root, run_dir), "trainer.max_epochs=2"]
+    return Path(train(compose_as_cli(overrides, run_dir))["best_checkpoint"])
 
 
 def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -6,41 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
-from solar_defect.cli import CONFIG_DIR
 from solar_defect.export import ProbabilityModel, export
 from solar_defect.predict import decode, load_model, read_input, read_model_info
-from solar_defect.train import train
-from tests.conftest import run_cli, tiny_run_overrides
+from tests.conftest import run_cli
 
 SOLAR_EXPORT = str(Path(sys.executable).parent / "solar-export")
-
-
-def compose_train(overrides: list[str], cwd: Path):
-    """`train.yaml` composed as the CLI would (a module-scoped twin of `compose_config`)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    GlobalHydra.instance().clear()
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = cfg.hydra.run.dir
-        cfg.hydra.runtime.cwd = str(cwd)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(synthetic_root, tmp_path_factory) -> Path:
-    """Best checkpoint of a two-epoch 32 px run on the synthetic set."""
-    run_dir = tmp_path_factory.mktemp("export_train")
-    overrides = [*tiny_run_overrides(synthetic_root, run_dir), "trainer.max_epochs=2"]
-    return Path(train(compose_train(overrides, run_dir))["best_checkpoint"])
 
 
 def export_overrides(ckpt: Path, data_root: Path, output: Path) -> list[str]:
@@ -57,10 +29,12 @@ def export_overrides(ckpt: Path, data_root: Path, output: Path) -> list[str]:
 
 
 def test_onnx_matches_pytorch_on_real_cells_at_any_batch_size(
-    tiny_ckpt, synthetic_root, compose_config, tmp_path
+    tiny_checkpoint, synthetic_root, compose_config, tmp_path
 ):
     output = tmp_path / "model.onnx"
-    summary = export(compose_config(export_overrides(tiny_ckpt, synthetic_root, output), "export"))
+    summary = export(
+        compose_config(export_overrides(tiny_checkpoint, synthetic_root, output), "export")
+    )
     assert summary["parity"]["passed"]
     assert summary["parity"]["num_images"] == 16  # the validation half of the synthetic cells
     assert summary["parity"]["max_abs_diff"] <= 1e-4
@@ -74,7 +48,7 @@ def test_onnx_matches_pytorch_on_real_cells_at_any_batch_size(
     session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
     (graph_input,) = session.get_inputs()
     assert (graph_input.type, graph_input.shape[1:]) == ("tensor(uint8)", [1, 32, 32])
-    info = read_model_info(tiny_ckpt)
+    info = read_model_info(tiny_checkpoint)
     cells = read_input(str(synthetic_root), info.class_names)
     images, _ = decode(cells.paths[:5], 32, "error")
     images = images[:, None]  # (5, 1, 32, 32) uint8
@@ -88,20 +62,20 @@ def test_onnx_matches_pytorch_on_real_cells_at_any_batch_size(
 
 
 def test_torchscript_export_passes_the_same_check(
-    tiny_ckpt, synthetic_root, compose_config, tmp_path
+    tiny_checkpoint, synthetic_root, compose_config, tmp_path
 ):
     output = tmp_path / "model.pt"
-    overrides = [*export_overrides(tiny_ckpt, synthetic_root, output), "format=torchscript"]
+    overrides = [*export_overrides(tiny_checkpoint, synthetic_root, output), "format=torchscript"]
     summary = export(compose_config(overrides, "export"))
     assert summary["format"] == "torchscript"
     assert summary["parity"]["passed"]
     assert output.is_file()
 
 
-def test_a_failed_check_exits_non_zero(tiny_ckpt, synthetic_root, tmp_path):
+def test_a_failed_check_exits_non_zero(tiny_checkpoint, synthetic_root, tmp_path):
     output = tmp_path / "model.onnx"
     # a negative tolerance no export can meet: the failure path of the console script
-    args = [*export_overrides(tiny_ckpt, synthetic_root, output), "check.tolerance=-1"]
+    args = [*export_overrides(tiny_checkpoint, synthetic_root, output), "check.tolerance=-1"]
     result = run_cli([SOLAR_EXPORT, *args], cwd=tmp_path)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Parity FAILED" in result.stdout + result.stderr

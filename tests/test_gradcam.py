@@ -7,10 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from solar_defect.analysis.gradcam import (
@@ -20,29 +16,15 @@ from solar_defect.analysis.gradcam import (
     gradcam_maps,
     target_layer,
 )
-from solar_defect.cli import CONFIG_DIR
 from solar_defect.errors import UserInputError
 from solar_defect.evaluate import evaluate
 from solar_defect.models.backbone import GrayClassifier, build_backbone
 from solar_defect.predict import decode, load_model, read_input, read_model_info
 from solar_defect.train import train
-from tests.conftest import tiny_run_overrides
+from tests.conftest import compose_as_cli, tiny_run_overrides
 
 # ResNet18's last block is 1/32 of the input: 2x2 at 64 px (at 32 px it would be one cell)
 IMAGE_SIZE = 64
-
-
-def compose_train(overrides: list[str], cwd: Path):
-    """`train.yaml` composed as the CLI would (a module-scoped twin of `compose_config`)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    GlobalHydra.instance().clear()
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = cfg.hydra.run.dir
-        cfg.hydra.runtime.cwd = str(cwd)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 def data_overrides(data_root: Path, run_dir: Path) -> list[str]:
@@ -63,7 +45,7 @@ def tiny_ckpt(synthetic_root, tmp_path_factory) -> Path:
         "callbacks=[default,gradcam]",
         "callbacks.gradcam.every_n_epochs=1",
     ]
-    return Path(train(compose_train(overrides, run_dir))["best_checkpoint"])
+    return Path(train(compose_as_cli(overrides, run_dir))["best_checkpoint"])
 
 
 @pytest.fixture(scope="module")

@@ -8,40 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
-from solar_defect.cli import CONFIG_DIR
 from solar_defect.errors import UserInputError
 from solar_defect.models.classifier import CHECKPOINT_META
 from solar_defect.predict import predict, read_model_info
-from solar_defect.train import train
-from tests.conftest import PER_CLASS, run_cli, tiny_run_overrides
+from tests.conftest import PER_CLASS, run_cli
 
 SOLAR_PREDICT = str(Path(sys.executable).parent / "solar-predict")
-
-
-def compose_train(overrides: list[str], cwd: Path):
-    """`train.yaml` composed as the CLI would (a module-scoped twin of `compose_config`)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    GlobalHydra.instance().clear()
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = cfg.hydra.run.dir
-        cfg.hydra.runtime.cwd = str(cwd)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(synthetic_root, tmp_path_factory) -> Path:
-    """Best checkpoint of a two-epoch 32 px run on the synthetic set (its run dir beside it)."""
-    run_dir = tmp_path_factory.mktemp("predict_train")
-    overrides = [*tiny_run_overrides(synthetic_root, run_dir), "trainer.max_epochs=2"]
-    return Path(train(compose_train(overrides, run_dir))["best_checkpoint"])
 
 
 def predict_overrides(ckpt: Path, source: Path | str, output: Path) -> list[str]:
@@ -62,17 +36,17 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_checkpoint_stores_the_training_image_size(tiny_ckpt):
-    checkpoint = torch.load(tiny_ckpt, map_location="cpu", weights_only=False)
+def test_checkpoint_stores_the_training_image_size(tiny_checkpoint):
+    checkpoint = torch.load(tiny_checkpoint, map_location="cpu", weights_only=False)
     assert checkpoint[CHECKPOINT_META] == {"image_size": 32}
 
 
 def test_folder_gives_one_row_per_image_labelled_by_class_folder(
-    tiny_ckpt, synthetic_root, compose_config, tmp_path
+    tiny_checkpoint, synthetic_root, compose_config, tmp_path
 ):
     output = tmp_path / "out" / "pred.csv"
     summary = predict(
-        compose_config(predict_overrides(tiny_ckpt, synthetic_root, output), "predict")
+        compose_config(predict_overrides(tiny_checkpoint, synthetic_root, output), "predict")
     )
     rows = read_rows(output)
     assert list(rows[0]) == ["path", "label", "pred", "prob_functional", "prob_defective"]
@@ -88,12 +62,12 @@ def test_folder_gives_one_row_per_image_labelled_by_class_folder(
 
 
 def test_probabilities_equal_the_validation_predictions(
-    tiny_ckpt, synthetic_root, compose_config, tmp_path
+    tiny_checkpoint, synthetic_root, compose_config, tmp_path
 ):
     output = tmp_path / "pred.csv"
-    predict(compose_config(predict_overrides(tiny_ckpt, synthetic_root, output), "predict"))
+    predict(compose_config(predict_overrides(tiny_checkpoint, synthetic_root, output), "predict"))
     predicted = {r["path"]: r for r in read_rows(output)}
-    validated = read_rows(tiny_ckpt.parent.parent / "predictions" / "validate.csv")
+    validated = read_rows(tiny_checkpoint.parent.parent / "predictions" / "validate.csv")
     assert len(validated) == PER_CLASS  # half of the cells
     for row in validated:
         mine = predicted[row["path"]]
@@ -104,11 +78,11 @@ def test_probabilities_equal_the_validation_predictions(
             )
 
 
-def test_glob_csv_and_threshold(tiny_ckpt, synthetic_root, compose_config, tmp_path):
+def test_glob_csv_and_threshold(tiny_checkpoint, synthetic_root, compose_config, tmp_path):
     output = tmp_path / "glob.csv"
     pattern = f"{synthetic_root}/defective/*.png"
     cfg = compose_config(
-        [*predict_overrides(tiny_ckpt, pattern, output), "threshold=0.0"], "predict"
+        [*predict_overrides(tiny_checkpoint, pattern, output), "threshold=0.0"], "predict"
     )
     predict(cfg)
     rows = read_rows(output)
@@ -123,7 +97,7 @@ def test_glob_csv_and_threshold(tiny_ckpt, synthetic_root, compose_config, tmp_p
         f"{synthetic_root / 'defective' / 'cell_01.png'},defective\n"
     )
     output = tmp_path / "from_csv.csv"
-    predict(compose_config(predict_overrides(tiny_ckpt, table, output), "predict"))
+    predict(compose_config(predict_overrides(tiny_checkpoint, table, output), "predict"))
     assert [r["label"] for r in read_rows(output)] == ["functional", "defective"]
 
 
@@ -135,11 +109,11 @@ def _corrupt_copy(synthetic_root: Path, tmp_path: Path) -> Path:
 
 
 def test_skip_leaves_out_the_corrupt_file_and_lists_it(
-    tiny_ckpt, synthetic_root, compose_config, tmp_path
+    tiny_checkpoint, synthetic_root, compose_config, tmp_path
 ):
     root = _corrupt_copy(synthetic_root, tmp_path)
     output = tmp_path / "out" / "pred.csv"
-    overrides = [*predict_overrides(tiny_ckpt, root, output), "data.on_bad_image=skip"]
+    overrides = [*predict_overrides(tiny_checkpoint, root, output), "data.on_bad_image=skip"]
     summary = predict(compose_config(overrides, "predict"))
     paths = [r["path"] for r in read_rows(output)]
     assert len(paths) == 2 * PER_CLASS
@@ -149,10 +123,14 @@ def test_skip_leaves_out_the_corrupt_file_and_lists_it(
     assert skipped == ["functional/broken.png"]
 
 
-def test_a_corrupt_file_under_error_is_one_line_and_exit_2(tiny_ckpt, synthetic_root, tmp_path):
+def test_a_corrupt_file_under_error_is_one_line_and_exit_2(
+    tiny_checkpoint, synthetic_root, tmp_path
+):
     root = _corrupt_copy(synthetic_root, tmp_path)
     output = tmp_path / "pred.csv"
-    result = run_cli([SOLAR_PREDICT, *predict_overrides(tiny_ckpt, root, output)], cwd=tmp_path)
+    result = run_cli(
+        [SOLAR_PREDICT, *predict_overrides(tiny_checkpoint, root, output)], cwd=tmp_path
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -171,8 +149,8 @@ def test_a_corrupt_file_under_error_is_one_line_and_exit_2(tiny_ckpt, synthetic_
         ("threshold out of range", "threshold must be in [0, 1]"),
     ],
 )
-def test_bad_input_is_a_user_error(tiny_ckpt, compose_config, tmp_path, case, message):
-    ckpt, source, output = tiny_ckpt, tmp_path / "empty", tmp_path / "pred.csv"
+def test_bad_input_is_a_user_error(tiny_checkpoint, compose_config, tmp_path, case, message):
+    ckpt, source, output = tiny_checkpoint, tmp_path / "empty", tmp_path / "pred.csv"
     source.mkdir()
     extra = []
     if case == "missing ckpt":
@@ -189,8 +167,8 @@ def test_bad_input_is_a_user_error(tiny_ckpt, compose_config, tmp_path, case, me
         predict(cfg)
 
 
-def test_older_checkpoints_take_the_size_from_their_run_config(tiny_ckpt, tmp_path):
-    checkpoint = torch.load(tiny_ckpt, map_location="cpu", weights_only=False)
+def test_older_checkpoints_take_the_size_from_their_run_config(tiny_checkpoint, tmp_path):
+    checkpoint = torch.load(tiny_checkpoint, map_location="cpu", weights_only=False)
     del checkpoint[CHECKPOINT_META]  # as written before the size was stored
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
