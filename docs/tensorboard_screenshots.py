@@ -23,9 +23,17 @@ PAGES = {
     "hparams": "#hparams",
 }
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-quic", "--window-size=2200,1100", "--virtual-time-budget=20000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--hide-scrollbars",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--window-size=2200,1100",
+    "--virtual-time-budget=20000",
 ]
 
 
@@ -36,7 +44,9 @@ def screenshot(url: str, path: Path) -> None:
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
             [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={path}", url],
-            check=True, capture_output=True, timeout=120,
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
 
 
@@ -48,8 +58,9 @@ def main() -> None:
     parser.add_argument("--pages", nargs="+", default=list(PAGES), choices=list(PAGES))
     args = parser.parse_args()
     server = program.TensorBoard()
-    server.configure(argv=[None, "--logdir", str(args.logdir), "--port", "0",
-                           "--host", "127.0.0.1"])
+    server.configure(
+        argv=[None, "--logdir", str(args.logdir), "--port", "0", "--host", "127.0.0.1"]
+    )
     url = server.launch()
     args.out.mkdir(parents=True, exist_ok=True)
     for page in args.pages:
