@@ -30,7 +30,7 @@ from solar_defect.data.dataset import CellDataset, collate_batch
 from solar_defect.data.sources import IMAGE_SUFFIXES
 from solar_defect.errors import UserInputError
 from solar_defect.models.classifier import CHECKPOINT_META, DefectClassifier
-from solar_defect.runs import instantiate_all
+from solar_defect.runs import instantiate_all, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +82,8 @@ def read_model_info(ckpt_path: Any, image_size: int | None = None) -> ModelInfo:
             "(ckpt_path=RUN/checkpoints/FILE.ckpt)"
         )
     path = Path(str(ckpt_path))
-    if not path.is_file():
-        raise UserInputError(
-            f"ckpt_path {path} not found: give a .ckpt file (a training run keeps them in its "
-            "checkpoints/ folder)"
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as err:  # any unreadable file: torch raises many different types
-        raise UserInputError(f"ckpt_path {path} is not a readable checkpoint: {err}") from err
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, Mapping) else None
+    checkpoint = load_checkpoint(path)
+    hparams = checkpoint.get("hyper_parameters")
     class_names = (hparams or {}).get("class_names")
     if class_names is None:
         raise UserInputError(

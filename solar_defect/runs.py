@@ -40,6 +40,12 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     if not ckpt_path:
         return None
     path = output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    load_checkpoint(path)
+    return str(path)
+
+
+def load_checkpoint(path: Path) -> Mapping[str, Any]:
+    """A Lightning checkpoint's dict (tensors memory-mapped), or one clear error."""
     if not path.is_file():
         raise UserInputError(
             f"ckpt_path {path} not found: give a .ckpt file, or ckpt_path=last with "
@@ -56,7 +62,7 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
         raise UserInputError(f"ckpt_path {path} is not a readable checkpoint: {err}") from err
     if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
         raise UserInputError(f"ckpt_path {path} is not a Lightning checkpoint (no state_dict)")
-    return str(path)
+    return checkpoint
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
