@@ -39,10 +39,23 @@ def resumable_overrides(data_root: Path, tmp_path: Path) -> list[str]:
 
 
 def start(args: list[str], cwd: Path, name: str) -> subprocess.Popen:
-    """`args` in the background, output to files (a full pipe would stall a busy run)."""
+    """`args` in the background, output to files (a full pipe would stall a busy run).
+
+    SIGINT is reset to its default in the child: a shell that starts the test run in the
+    background (`make test &`) ignores SIGINT, the child would inherit that, and Python would
+    then never turn Ctrl-C into KeyboardInterrupt.
+    """
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     with (cwd / f"{name}.out").open("w") as out, (cwd / f"{name}.err").open("w") as err:
-        return subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
+        return subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=err,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
 
 
 def output(cwd: Path, name: str) -> tuple[str, str]:
