@@ -41,6 +41,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     check_writable(output_dir)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    _set_threads(cfg.get("num_threads"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data)
@@ -98,6 +99,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             read_report(output_dir / "sensitivity" / "validate.json"),
         )
     return results
+
+
+def _set_threads(num_threads: Any) -> None:
+    """Apply `num_threads` (null keeps torch's default) before any tensor work starts."""
+    if num_threads is None:
+        return
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise UserInputError(
+            f"num_threads={num_threads!r} is not a positive integer: use e.g. num_threads=1, "
+            "or null for torch's default"
+        )
+    torch.set_num_threads(num_threads)
 
 
 def check_resumable(ckpt_path: str, model: DefectClassifier) -> None:

@@ -13,9 +13,14 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.y
 
 
 def test_experiment_list_is_complete():
-    assert {"quickstart", "seed_baseline", "seed_flip", "seed_all_classes", "seed_targeted"} <= set(
-        EXPERIMENTS
-    )
+    assert {
+        "quickstart",
+        "seed_cpu",
+        "seed_baseline",
+        "seed_flip",
+        "seed_all_classes",
+        "seed_targeted",
+    } <= set(EXPERIMENTS)
 
 
 def test_train_config_defaults(compose_config, tmp_path):
@@ -31,6 +36,7 @@ def test_train_config_defaults(compose_config, tmp_path):
     ("experiment", "model", "augmentation", "size"),
     [
         ("quickstart", "resnet18", "targeted_online", 128),
+        ("seed_cpu", "resnet18", "none", 96),
         ("seed_baseline", "resnet50", "none", 224),
         ("seed_flip", "resnet50", "flip", 224),
         ("seed_all_classes", "resnet50", "all_classes", 224),

@@ -167,6 +167,10 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
         lambda root, tmp: ["model.optimizer.lr=-1"],
         "model.optimizer.lr must be > 0, got -1",
     ),
+    "num_threads 0": (
+        lambda root, tmp: ["num_threads=0"],
+        "num_threads=0 is not a positive integer",
+    ),
     "unknown model": (lambda root, tmp: ["model.name=resnet51"], "is not a torchvision"),
     "absent pretrained weights": (
         lambda root, tmp: ["model.weights=DEFAULT"],
