@@ -72,7 +72,7 @@ class RngState(pl.Callback):
 
 
 class InterruptCheckpoint(pl.Callback):
-    """On Ctrl-C during `fit`, writes `last.ckpt` where ModelCheckpoint keeps it.
+    """On Ctrl-C during `fit`, writes the run's `last.ckpt` (what `ckpt_path=last` resumes).
 
     Lightning turns Ctrl-C into a clean stop and calls `on_exception`; the checkpoint taken here
     keeps the work since the last epoch end. Resuming from it with `ckpt_path=last` continues
@@ -80,11 +80,15 @@ class InterruptCheckpoint(pl.Callback):
     end-of-epoch `last.ckpt`). Under DDP the ranks may be stopped inside a collective, so
     nothing is written and the last completed epoch's `last.ckpt` stays.
 
+    Args:
+        path: where the run keeps `last.ckpt`.
+
     Attributes:
         saved: path of the checkpoint written at the interruption, else None.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.saved: str | None = None
 
     def on_exception(
@@ -92,12 +96,10 @@ class InterruptCheckpoint(pl.Callback):
     ) -> None:
         if not isinstance(exception, KeyboardInterrupt) or trainer.state.fn != TrainerFn.FITTING:
             return
-        callback = trainer.checkpoint_callback
-        if not isinstance(callback, ModelCheckpoint) or not callback.dirpath:
-            return  # no checkpointing in this run (callbacks=none, fast_dev_run)
+        if not any(isinstance(c, ModelCheckpoint) for c in trainer.checkpoint_callbacks):
+            return  # a run that keeps no checkpoints (callbacks=none, fast_dev_run)
         if trainer.world_size > 1:
             log.warning("Interrupted under DDP: keeping the last completed epoch's last.ckpt")
             return
-        path = Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
-        trainer.save_checkpoint(path)
-        self.saved = str(path)
+        trainer.save_checkpoint(self.path)
+        self.saved = str(self.path)

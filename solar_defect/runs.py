@@ -35,11 +35,16 @@ def check_writable(output_dir: Path) -> None:
         ) from err
 
 
+def last_checkpoint_path(output_dir: Path) -> Path:
+    """Where a run keeps its full training state (conf/callbacks/last_checkpoint.yaml)."""
+    return output_dir / "checkpoints" / "last.ckpt"
+
+
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     """`last` means this run directory's `checkpoints/last.ckpt`; a path must be a checkpoint."""
     if not ckpt_path:
         return None
-    path = output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    path = last_checkpoint_path(output_dir) if ckpt_path == "last" else Path(ckpt_path)
     load_checkpoint(path)
     return str(path)
 

@@ -23,6 +23,8 @@ from solar_defect.runs import (
     as_floats,
     check_writable,
     instantiate_all,
+    last_checkpoint_path,
+    load_checkpoint,
     print_summary,
     read_report,
     resolve_ckpt_path,
@@ -55,7 +57,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     if ckpt_path:
         check_resumable(ckpt_path, model)
-    interrupt = InterruptCheckpoint()
+    interrupt = InterruptCheckpoint(last_checkpoint_path(output_dir))
     callbacks = [*instantiate_all(cfg.get("callbacks")), RngState(), interrupt]
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=instantiate_all(cfg.get("logger")) or False
@@ -114,8 +116,8 @@ def _set_threads(num_threads: Any) -> None:
 
 
 def check_resumable(ckpt_path: str, model: DefectClassifier) -> None:
-    """A checkpoint to resume from must hold this model: same backbone, same classes."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    """A checkpoint to resume from holds this model (backbone, classes) and its training state."""
+    checkpoint = load_checkpoint(Path(ckpt_path))
     saved = checkpoint.get("hyper_parameters") or {}
     for key in ("name", "class_names"):
         if key in saved and saved[key] != model.hparams[key]:
@@ -123,6 +125,11 @@ def check_resumable(ckpt_path: str, model: DefectClassifier) -> None:
                 f"ckpt_path {ckpt_path} holds a model with {key}={saved[key]!r}, this run has "
                 f"{model.hparams[key]!r}: resume with the overrides the run was trained with"
             )
+    if "optimizer_states" not in checkpoint:
+        raise UserInputError(
+            f"ckpt_path {ckpt_path} holds weights only (the best epoch's file), not the training "
+            "state: resume from last.ckpt (ckpt_path=last); solar-eval reads the best file"
+        )
 
 
 @contextmanager
@@ -160,9 +167,10 @@ def _end_cleanly_on_interrupt(
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str:
-    callback = trainer.checkpoint_callback
-    if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
-        return callback.best_model_path
+    """The monitored ModelCheckpoint's best file ("" when nothing monitors a metric)."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor and callback.best_model_path:
+            return callback.best_model_path
     return ""
 
 

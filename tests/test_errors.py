@@ -108,6 +108,13 @@ def other_model_checkpoint(root: Path, tmp: Path) -> list[str]:
     return [f"ckpt_path={path}"]
 
 
+def weights_only_checkpoint(root: Path, tmp: Path) -> list[str]:
+    path = tmp / "epoch_003.ckpt"
+    hparams = {"name": "resnet18", "class_names": list(CLASSES)}
+    torch.save({"state_dict": {}, "hyper_parameters": hparams}, path)
+    return [f"ckpt_path={path}"]
+
+
 def below_a_file(root: Path, tmp: Path) -> list[str]:
     (tmp / "a_file").write_text("")
     return [f"hydra.run.dir={tmp / 'a_file' / 'run'}"]
@@ -201,6 +208,7 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
         "is not a readable checkpoint",
     ),
     "ckpt_path of another model": (other_model_checkpoint, "holds a model with name='resnet50'"),
+    "ckpt_path of a weights-only file": (weights_only_checkpoint, "holds weights only"),
     "run directory below a file": (below_a_file, "cannot write to the run directory"),
 }
 
