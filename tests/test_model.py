@@ -2,6 +2,7 @@
 
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -103,3 +104,22 @@ def test_epoch_metrics_have_the_design_names():
     assert out["loss"].requires_grad
     assert out["probs"].shape == (6, 2)
     assert torch.equal(module.criterion.weight, torch.tensor([1.0, 2.0]))
+
+
+def test_one_cycle_with_a_one_step_warm_up_gets_a_two_step_one(monkeypatch):
+    """pct_start 0.2 of 5 steps is a 1-step warm-up, where torch's OneCycleLR divides by zero."""
+    scheduler = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.1, pct_start=0.2)
+    module = make_module(scheduler=scheduler)
+    monkeypatch.setattr(DefectClassifier, "trainer", SimpleNamespace(estimated_stepping_batches=5))
+
+    config = module.configure_optimizers()
+
+    optimizer, one_cycle = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    rates = [optimizer.param_groups[0]["lr"]]
+    for _ in range(4):
+        optimizer.step()
+        one_cycle.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates.index(max(rates)) == 1  # warm-up over steps 0 -> 1 instead of a division by 0
+    assert max(rates) == pytest.approx(0.1)
+    assert rates[-1] < rates[0]

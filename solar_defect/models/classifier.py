@@ -138,7 +138,12 @@ class DefectClassifier(pl.LightningModule):
             return {"optimizer": optimizer}
         extra = {}
         if "total_steps" in inspect.signature(scheduler_factory.func).parameters:
-            extra["total_steps"] = int(self.trainer.estimated_stepping_batches)
+            total_steps = int(self.trainer.estimated_stepping_batches)
+            extra["total_steps"] = total_steps
+            pct_start = scheduler_factory.keywords.get("pct_start")
+            if pct_start is not None and pct_start * total_steps == 1:
+                # OneCycleLR divides by (warm-up steps - 1): give a 1-step warm-up a second step
+                extra["pct_start"] = 2 / total_steps
         scheduler = scheduler_factory(optimizer=optimizer, **extra)
         interval = self.hparams.scheduler_interval
         return {
