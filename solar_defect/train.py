@@ -72,6 +72,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         _write_skipped(output_dir, datamodule.skipped_paths)
+        if datamodule.guided_recipe_yaml:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            (output_dir / "guided_recipe.yaml").write_text(datamodule.guided_recipe_yaml)
     log.info("Training on %s, validating on %s", results["train_counts"], results["val_counts"])
 
     with _end_cleanly_on_interrupt(trainer, interrupt, output_dir, results):

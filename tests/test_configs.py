@@ -20,6 +20,7 @@ def test_experiment_list_is_complete():
         "seed_flip",
         "seed_all_classes",
         "seed_targeted",
+        "seed_guided",
     } <= set(EXPERIMENTS)
 
 
@@ -41,6 +42,7 @@ def test_train_config_defaults(compose_config, tmp_path):
         ("seed_flip", "resnet50", "flip", 224),
         ("seed_all_classes", "resnet50", "all_classes", 224),
         ("seed_targeted", "resnet50", "targeted", 224),
+        ("seed_guided", "resnet50", "guided", 224),
     ],
 )
 def test_experiment_settings(compose_config, tmp_path, experiment, model, augmentation, size):
@@ -53,8 +55,11 @@ def test_experiment_settings(compose_config, tmp_path, experiment, model, augmen
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_runs_fast_dev_run(compose_config, tiny_overrides, experiment):
+def test_every_experiment_runs_fast_dev_run(compose_config, tiny_overrides, experiment, request):
     overrides = [o for o in tiny_overrides if not o.startswith(("model=", "trainer="))]
+    if experiment == "seed_guided":  # derives its recipe from a finished run's report
+        baseline_run = request.getfixturevalue("tiny_checkpoint").parent.parent
+        overrides.append(f"guided.report={baseline_run}")
     cfg = compose_config(
         [f"experiment={experiment}", *overrides, "debug=fdr", "data.image_size=32"]
     )

@@ -42,7 +42,7 @@ def augmentation_grid(
         chosen = rng.choice(members, size=min(per_class, len(members)), replace=False)
         for index in chosen:
             tiles = [
-                apply_transform(t, images[index], rng, recipe.params.get(t))
+                apply_transform(t, images[index], rng, recipe.params_for(name, t))
                 for t in recipe_transforms(recipe, name)
             ]
             tiles += [np.zeros((size, size), np.uint8)] * (columns - len(tiles))

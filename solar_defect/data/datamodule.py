@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
 
-from solar_defect.data import cache, recipes
+from solar_defect.data import cache, guided, recipes
 from solar_defect.data.dataset import CellDataset, collate_batch
 from solar_defect.data.protocols import BINARY_CLASSES, LabelledCells, apply_protocol
 from solar_defect.data.sources import read_source
@@ -103,6 +103,7 @@ class ELDataModule(pl.LightningDataModule):
         self.cache_hit = False
         self.splits: dict[str, np.ndarray] = {}
         self.recipe: recipes.Recipe | None = None
+        self.guided_recipe_yaml = ""  # set by augmentation=guided, written by solar-train
         self.datasets: dict[str, CellDataset] = {}
         self._generator: torch.Generator | None = None  # the weighted sampler's
         self._generator_state: torch.Tensor | None = None
@@ -161,11 +162,26 @@ class ELDataModule(pl.LightningDataModule):
         return splits
 
     def _recipe(self) -> recipes.Recipe:
-        recipe = recipes.parse_recipe(self.augmentation, self.class_names)
+        config = self.augmentation
+        if config.get("mode") == "guided":
+            config = self._guided_recipe(config)
+        recipe = recipes.parse_recipe(config, self.class_names)
         if self.balance == "expand_to_parity":
             cells, _ = self._load()
             counts = np.bincount(cells.labels[self.splits["train"]], minlength=self.num_classes)
             recipe = recipes.expand_to_parity(recipe, counts, self.class_names)
+        return recipe
+
+    def _guided_recipe(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Derive the recipe from a sensitivity report; keep its YAML for the run directory."""
+        guided.check_guided_config(config)
+        report = guided.load_report(config["report"])
+        cells, decoded = self._load()
+        rows = self.splits["train"]
+        recipe, findings = guided.derive_recipe(
+            config, report, decoded.images[rows], cells.labels[rows], self.class_names, self.seed
+        )
+        self.guided_recipe_yaml = guided.recipe_yaml(recipe, findings, str(config["report"]))
         return recipe
 
     def _dataset(self, split: str, rows: np.ndarray, recipe: recipes.Recipe) -> CellDataset:

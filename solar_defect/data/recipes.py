@@ -13,7 +13,7 @@ The Dataset calls :func:`expansion_plan` once and :func:`sample_image` per item.
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import cycle, islice
 from numbers import Real
 from typing import Any, Literal
@@ -31,7 +31,7 @@ from solar_defect.errors import UserInputError
 
 Mode = Literal["expand", "online"]
 MODES: tuple[str, ...] = ("expand", "online")
-_CONFIG_KEYS = ("name", "mode", "classes", "params")
+_CONFIG_KEYS = ("name", "mode", "classes", "params", "class_params")
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,19 @@ class Recipe:
             probability, kept in ``TRANSFORMS`` order so the application order is fixed.
         params: Per parametrised transform, its parameters merged over ``DEFAULT_PARAMS``.
         name: Label for logs and comparison tables.
+        class_params: Per class, per transform, parameters merged over ``params``: one class
+            can darken while another brightens (what a guided recipe needs).
     """
 
     mode: Mode
     classes: dict[str, Sequence[str]] | dict[str, dict[str, float]]
     params: dict[str, dict[str, Any]]
     name: str = "custom"
+    class_params: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def params_for(self, class_name: str, transform: str) -> dict[str, Any] | None:
+        """The parameters ``transform`` takes for images of ``class_name``."""
+        return self.class_params.get(class_name, {}).get(transform) or self.params.get(transform)
 
 
 def _is_number(value: object) -> bool:
@@ -136,14 +143,19 @@ def _parse_value(prefix: str, transform: str, param: str, value: object) -> Any:
     return (low, high)
 
 
-def _parse_params(prefix: str, params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    merged = {t: dict(p) for t, p in DEFAULT_PARAMS.items()}
+def _parse_params(
+    prefix: str,
+    params: Mapping[str, Any],
+    base: Mapping[str, Mapping[str, Any]] = DEFAULT_PARAMS,
+    where: str = "params",
+) -> dict[str, dict[str, Any]]:
+    merged = {t: dict(p) for t, p in base.items()}
     for transform, values in params.items():
-        _check_transform(prefix, transform, "in params")
+        _check_transform(prefix, transform, f"in {where}")
         known = PARAM_KINDS.get(transform, {})
         if not isinstance(values, Mapping):
             raise UserInputError(
-                f"{prefix}params.{transform} must be a mapping of parameter -> value, "
+                f"{prefix}{where}.{transform} must be a mapping of parameter -> value, "
                 f"got {values!r}"
             )
         for param, value in values.items():
@@ -191,9 +203,34 @@ def parse_recipe(cfg: Mapping[str, Any], class_names: Sequence[str]) -> Recipe:
         parsed: Any = _parse_expand_classes(prefix, classes, class_names)
     else:
         parsed = _parse_online_classes(prefix, classes, class_names)
-    return Recipe(
-        mode=mode, classes=parsed, params=_parse_params(prefix, cfg.get("params") or {}), name=name
-    )
+    params = _parse_params(prefix, cfg.get("params") or {})
+    class_params = _parse_class_params(prefix, cfg.get("class_params") or {}, params, class_names)
+    return Recipe(mode=mode, classes=parsed, params=params, name=name, class_params=class_params)
+
+
+def _parse_class_params(
+    prefix: str,
+    class_params: Mapping[str, Any],
+    params: Mapping[str, Mapping[str, Any]],
+    class_names: Sequence[str],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    if not isinstance(class_params, Mapping):
+        raise UserInputError(f"{prefix}class_params must be a mapping class -> transform -> params")
+    unknown = [c for c in class_params if c not in class_names]
+    if unknown:
+        raise UserInputError(
+            f"{prefix}class_params names unknown class(es) {unknown}; the data's classes are: "
+            f"{_known(list(class_names))}"
+        )
+    parsed = {}
+    for cls, per_transform in class_params.items():
+        if not isinstance(per_transform, Mapping):
+            raise UserInputError(
+                f"{prefix}class_params.{cls} must be a mapping transform -> parameters"
+            )
+        merged = _parse_params(prefix, per_transform, params, f"class_params.{cls}")
+        parsed[cls] = {t: merged[t] for t in per_transform}
+    return parsed
 
 
 def _class_of(recipe: Recipe, class_name: str) -> Any:
@@ -250,11 +287,11 @@ def sample_image(
     entries = _class_of(recipe, label_name)
     if recipe.mode == "expand":
         name = entries[slot]
-        return apply_transform(name, image, rng, recipe.params.get(name))
+        return apply_transform(name, image, rng, recipe.params_for(label_name, name))
     out = image
     for name, prob in entries.items():
         if rng.random() < prob:
-            out = apply_transform(name, out, rng, recipe.params.get(name))
+            out = apply_transform(name, out, rng, recipe.params_for(label_name, name))
     return out.copy() if out is image else out
 
 
