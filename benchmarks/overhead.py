@@ -9,9 +9,10 @@ the same validation batches.
   validation forward passes under `torch.inference_mode`, then `torch.save` of weights and
   optimizer state (what a hand-written loop keeps so a run can resume).
 * lightning: `solar-train`'s defaults composed from conf/: `DefectClassifier` with its
-  torchmetrics (train and val), callbacks/default (checkpointing top-1 + last, LR monitor, rich
-  progress bar, sensitivity callback with figures, augmentation grid, HParams), TensorBoard
-  logger, trainer/cpu (log_every_n_steps=10, 2 sanity-check batches).
+  torchmetrics (train and val), callbacks/default (the best epoch's weights, `last.ckpt` with
+  the full training state, LR monitor, rich progress bar, sensitivity callback with figures,
+  augmentation grid, HParams), TensorBoard logger, trainer/cpu (log_every_n_steps=10, 2
+  sanity-check batches).
 * Further variants drop one default at a time, to put a price on each (`--variants`).
 
 Runs are interleaved (plain, lightning, ..., plain, lightning, ...) and medians reported. The
@@ -52,14 +53,17 @@ VARIANTS: dict[str, list[str] | None] = {
     "plain": None,
     "lightning": [],
     "no_bar": ["callbacks.rich_progress_bar=null", "trainer.enable_progress_bar=false"],
-    "no_ckpt": ["callbacks.model_checkpoint=null", "+trainer.enable_checkpointing=false"],
+    "no_ckpt": [
+        "callbacks.model_checkpoint=null",
+        "callbacks.last_checkpoint=null",
+        "+trainer.enable_checkpointing=false",
+    ],
     "no_sens": ["callbacks.sensitivity=null"],
-    # best as weights only (for evaluation), last with optimizer state (for resuming)
-    "split_ckpt": [
-        "callbacks.model_checkpoint.save_last=false",
-        "+callbacks.model_checkpoint.save_weights_only=true",
-        "+callbacks.last_checkpoint={_target_:pytorch_lightning.callbacks.ModelCheckpoint,"
-        "dirpath:${paths.output_dir}/checkpoints,save_top_k:0,save_last:true}",
+    # the earlier default: best and last both with the optimizer state, two full saves an epoch
+    "two_full_ckpt": [
+        "callbacks.last_checkpoint=null",
+        "callbacks.model_checkpoint.save_last=true",
+        "callbacks.model_checkpoint.save_weights_only=false",
     ],
     "no_logger": [
         "~logger",
