@@ -115,6 +115,12 @@ def weights_only_checkpoint(root: Path, tmp: Path) -> list[str]:
     return [f"ckpt_path={path}"]
 
 
+def not_json_report(root: Path, tmp: Path) -> list[str]:
+    path = tmp / "latest.json"
+    path.write_text("{not json")
+    return ["augmentation=guided", f"guided.report={path}"]
+
+
 def below_a_file(root: Path, tmp: Path) -> list[str]:
     (tmp / "a_file").write_text("")
     return [f"hydra.run.dir={tmp / 'a_file' / 'run'}"]
@@ -195,6 +201,15 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
         lambda root, tmp: ["augmentation=targeted", "data.augmentation.classes.defective=[twirl]"],
         "unknown transform 'twirl'",
     ),
+    "guided augmentation without a report": (
+        lambda root, tmp: ["augmentation=guided"],
+        "augmentation=guided needs guided.report=PATH",
+    ),
+    "guided report path missing": (
+        lambda root, tmp: ["augmentation=guided", f"guided.report={tmp / 'absent.json'}"],
+        "guided augmentation: report",
+    ),
+    "guided report not JSON": (not_json_report, "is not JSON"),
     "missing ckpt_path file": (
         lambda root, tmp: [f"ckpt_path={tmp / 'missing.ckpt'}"],
         "not found: give a .ckpt file",
