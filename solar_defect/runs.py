@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
@@ -68,6 +68,20 @@ def load_checkpoint(path: Path) -> Mapping[str, Any]:
     if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
         raise UserInputError(f"ckpt_path {path} is not a Lightning checkpoint (no state_dict)")
     return checkpoint
+
+
+def run_config(run_dir: Path) -> DictConfig:
+    """A finished run's composed config (`.hydra/`), its data paths made absolute.
+
+    Relative `data.root`, `data.csv_path` and `data.cache_dir` are relative to the folder the run
+    was started from, which Hydra records, not to wherever the config is read (a notebook).
+    """
+    config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    launch_dir = Path(OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.runtime.cwd)
+    for key in ("root", "csv_path", "cache_dir"):
+        if config.data.get(key):
+            config.data[key] = str(launch_dir / config.data[key])
+    return config
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,13 @@ class Predictions:
     class_names: list[str]
     labels: np.ndarray  # (N,) true class indices
     probs: np.ndarray  # (N, C) class probabilities
+    paths: list[str] = field(default_factory=list)  # (N,) relative to the data root
+    features: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N,) image features
+
+    @property
+    def preds(self) -> np.ndarray:
+        """(N,) predicted class indices: the most probable class, as the CSV's `pred` column."""
+        return self.probs.argmax(axis=1)
 
 
 @dataclass(frozen=True)
@@ -50,9 +57,11 @@ class ReportFigure:
 
 
 def read_predictions(path: str | Path) -> Predictions:
-    """Labels and probabilities from a `predictions/*.csv` of the sensitivity callback.
+    """Labels, probabilities, paths and features from a `predictions/*.csv` of the callback.
 
-    The class names are read from its `prob_{class}` columns, in index order.
+    The class names are read from its `prob_{class}` columns, in index order; the features are
+    the columns after them (`brightness`, `clarity`, `contrast`), so that
+    `binning.sensitivity_report` can rebuild the run's report from the file alone.
     """
     with Path(path).open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -64,7 +73,9 @@ def read_predictions(path: str | Path) -> Predictions:
     index = {name: i for i, name in enumerate(class_names)}
     labels = np.array([index[row["label"]] for row in rows], dtype=np.int64)
     probs = np.array([[float(row[f"prob_{c}"]) for c in class_names] for row in rows])
-    return Predictions(class_names, labels, probs)
+    feature_names = header[header.index(f"prob_{class_names[-1]}") + 1 :]
+    features = {name: np.array([float(row[name]) for row in rows]) for name in feature_names}
+    return Predictions(class_names, labels, probs, [row["path"] for row in rows], features)
 
 
 def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
