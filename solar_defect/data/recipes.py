@@ -191,14 +191,7 @@ def parse_recipe(cfg: Mapping[str, Any], class_names: Sequence[str]) -> Recipe:
     if mode not in MODES:
         raise UserInputError(f"{prefix}unknown mode {mode!r}; use one of: {_known(MODES)}")
     classes = cfg.get("classes") or {}
-    if not isinstance(classes, Mapping):
-        raise UserInputError(f"{prefix}classes must be a mapping class name -> transforms")
-    unknown_classes = [c for c in classes if c not in class_names]
-    if unknown_classes:
-        raise UserInputError(
-            f"{prefix}unknown class(es) {unknown_classes}; the data's classes are: "
-            f"{_known(list(class_names))}"
-        )
+    _check_class_mapping(prefix, "classes", classes, "class name -> transforms", class_names)
     if mode == "expand":
         parsed: Any = _parse_expand_classes(prefix, classes, class_names)
     else:
@@ -214,14 +207,9 @@ def _parse_class_params(
     params: Mapping[str, Mapping[str, Any]],
     class_names: Sequence[str],
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    if not isinstance(class_params, Mapping):
-        raise UserInputError(f"{prefix}class_params must be a mapping class -> transform -> params")
-    unknown = [c for c in class_params if c not in class_names]
-    if unknown:
-        raise UserInputError(
-            f"{prefix}class_params names unknown class(es) {unknown}; the data's classes are: "
-            f"{_known(list(class_names))}"
-        )
+    _check_class_mapping(
+        prefix, "class_params", class_params, "class -> transform -> params", class_names
+    )
     parsed = {}
     for cls, per_transform in class_params.items():
         if not isinstance(per_transform, Mapping):
@@ -231,6 +219,20 @@ def _parse_class_params(
         merged = _parse_params(prefix, per_transform, params, f"class_params.{cls}")
         parsed[cls] = {t: merged[t] for t in per_transform}
     return parsed
+
+
+def _check_class_mapping(
+    prefix: str, key: str, value: Any, layout: str, class_names: Sequence[str]
+) -> None:
+    """`value` (the recipe's `key`) maps only the data's classes to something."""
+    if not isinstance(value, Mapping):
+        raise UserInputError(f"{prefix}{key} must be a mapping {layout}")
+    unknown = [c for c in value if c not in class_names]
+    if unknown:
+        raise UserInputError(
+            f"{prefix}{key} names unknown class(es) {unknown}; the data's classes are: "
+            f"{_known(list(class_names))}"
+        )
 
 
 def _class_of(recipe: Recipe, class_name: str) -> Any:
