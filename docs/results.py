@@ -254,7 +254,7 @@ def build(root: Path) -> tuple[str, str]:
             "",
             command_table(threshold_rows),
             "",
-            f"For orientation only: Deitsch et al. report {PUBLISHED_THRESHOLD_ACC} % accuracy "
+            f"For orientation only: Deitsch et al. report {PUBLISHED_THRESHOLD_ACC} % "
             "average accuracy for their CNN (an ImageNet-pretrained VGG-19 fine-tuned on a GPU "
             "with augmentation) trained on 1,968 of the same cells, 75 / 25. Their split is "
             "their own (ours is drawn by our split rule), and their model, weights and budget are "
