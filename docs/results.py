@@ -186,8 +186,9 @@ def build(root: Path) -> tuple[str, str]:
     rows = comparison_rows(find_runs(present.values()))
     out += [comparison_markdown(rows), "", command_table(rows), "", timing_table(rows), ""]
     out += [
-        "For orientation, the seed's own figures (same validation set, a different model, "
-        "weights and image size; no seeds repeated):",
+        "For orientation, the seed's own figures: one split of the same size and make-up (ours "
+        "is drawn again for each seed by the split rule, `data.seed=${seed}`), a different "
+        "model, weights and image size, no seeds repeated:",
         "",
         seed_figures_table(),
         "",
