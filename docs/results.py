@@ -31,23 +31,14 @@ from solar_defect.analysis.tables import seed_table
 
 TRAIN = "solar-train -m experiment=seed_cpu"
 LAUNCH = "num_threads=1 hydra/launcher=local_parallel hydra.launcher.n_jobs=2"
-# sweep folder under --root -> (what it holds, the command that made it)
+# sweep folder under --root -> the command that made it
 SEED_SWEEPS = {
-    "seed_augmentation": (
-        "the seed's four augmentation settings",
-        f"{TRAIN} augmentation=none,flip,all_classes,targeted seed=1,2,3 {LAUNCH} "
-        "hydra.sweep.dir=outputs/results/seed_augmentation",
-    ),
-    "seed_balance": (
-        "flip plus a balancing option instead of class-targeted expansion",
-        f"{TRAIN} augmentation=flip balance=sampler,loss_weights seed=1,2,3 {LAUNCH} "
-        "hydra.sweep.dir=outputs/results/seed_balance",
-    ),
-    "seed_guided": (
-        "the recipe derived from the seed-1 baseline's sensitivity report",
-        f"{TRAIN} augmentation=guided guided.report=outputs/results/seed_augmentation/0 "
-        f"seed=1,2,3 {LAUNCH} hydra.sweep.dir=outputs/results/seed_guided",
-    ),
+    "seed_augmentation": f"{TRAIN} augmentation=none,flip,all_classes,targeted seed=1,2,3 "
+    f"{LAUNCH} hydra.sweep.dir=outputs/results/seed_augmentation",
+    "seed_balance": f"{TRAIN} augmentation=flip balance=sampler,loss_weights seed=1,2,3 "
+    f"{LAUNCH} hydra.sweep.dir=outputs/results/seed_balance",
+    "seed_guided": f"{TRAIN} augmentation=guided guided.report=outputs/results/seed_augmentation/0 "
+    f"seed=1,2,3 {LAUNCH} hydra.sweep.dir=outputs/results/seed_guided",
 }
 THRESHOLD_SWEEP = "threshold"
 THRESHOLD_COMMAND = (
@@ -173,9 +164,9 @@ def build(root: Path) -> tuple[str, str]:
         "How to reproduce (each command is one sweep; `comparison.md` lands at its root):",
         "",
         "```bash",
-        *(command for _, command in SEED_SWEEPS.values()),
+        *SEED_SWEEPS.values(),
         THRESHOLD_COMMAND,
-        "python docs/results.py",
+        "python docs/results.py --readme README.md",
         "```",
         "",
     ]
@@ -184,7 +175,8 @@ def build(root: Path) -> tuple[str, str]:
     if not present:
         return "\n".join(out), "Not run yet: see docs/results.md."
     rows = comparison_rows(find_runs(present.values()))
-    out += [comparison_markdown(rows), "", command_table(rows), "", timing_table(rows), ""]
+    summary, commands = comparison_markdown(rows), command_table(rows)
+    out += [summary, "", commands, "", timing_table(rows), ""]
     out += [
         "For orientation, the seed's own figures: one split of the same size and make-up (ours "
         "is drawn again for each seed by the split rule, `data.seed=${seed}`), a different "
@@ -236,13 +228,14 @@ def build(root: Path) -> tuple[str, str]:
         f"protocol, {rows[0]['n_seeds']} seeds a row; details, sensitivity tables and the "
         "operating point in [docs/results.md](docs/results.md).",
         "",
-        comparison_markdown(rows),
+        summary,
         "",
-        command_table(rows),
+        commands,
     ]
     threshold = root / THRESHOLD_SWEEP
     if threshold.is_dir():
         threshold_rows = comparison_rows(find_runs([threshold]))
+        threshold_tables = [comparison_markdown(threshold_rows), "", command_table(threshold_rows)]
         out += [
             "## 5. Second protocol: `threshold` (Deitsch et al. 2019)",
             "",
@@ -251,9 +244,7 @@ def build(root: Path) -> tuple[str, str]:
             "with the setting named in the row: the best of the seed's four augmentation "
             "settings by mean F1 macro (section 1).",
             "",
-            comparison_markdown(threshold_rows),
-            "",
-            command_table(threshold_rows),
+            *threshold_tables,
             "",
             f"For orientation only: Deitsch et al. report {PUBLISHED_THRESHOLD_ACC} % "
             "average accuracy for their CNN (an ImageNet-pretrained VGG-19 fine-tuned on a GPU "
@@ -267,9 +258,7 @@ def build(root: Path) -> tuple[str, str]:
             "Second protocol, `threshold` (p >= 0.5, 75 / 25 split; Deitsch et al. report "
             f"{PUBLISHED_THRESHOLD_ACC} % with an ImageNet-pretrained CNN on their split):",
             "",
-            comparison_markdown(threshold_rows),
-            "",
-            command_table(threshold_rows),
+            *threshold_tables,
         ]
     return "\n".join(out), "\n".join(readme)
 
